@@ -180,16 +180,17 @@ def prepare_results_dir(results_dir, args):
     return params['seed']
 
 
-def _write_restart_marker(results_dir, step):
-    """Tells TensorBoard that the run restarted at `step`, so it drops the scalars that the stopped run
-    wrote past its last checkpoint (a SessionLog START event)."""
+def _write_session_start(results_dir, step):
+    """Marks in TensorBoard's log that a session (re)starts at `step`: TensorBoard then drops the scalars
+    that a stopped run wrote past its last checkpoint (a SessionLog START event; it ignores the first)."""
     from tensorboard.compat.proto import event_pb2
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    # Event files are read in name order; this one's name sorts before the summary writer's next one
+    # (same or earlier second, then '.restart' < '.v2').
     writer = EventFileWriter(str(results_dir), filename_suffix='.restart')
     writer.add_event(event_pb2.Event(wall_time=time.time(), step=step,
                                      session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
     writer.close()
-    time.sleep(1.1)  # Event files are read in name order, and names hold the time in seconds.
 
 
 class Progress:
@@ -240,8 +241,8 @@ def train(args, build_task, task_value=None):
     if latest.latest_checkpoint:
         checkpoint.restore(latest.latest_checkpoint).assert_existing_objects_matched()
         print(f'Resuming {results_dir} from step {int(step)}.')
-        _write_restart_marker(results_dir, int(step) + 1)
     start_step = int(step)
+    _write_session_start(results_dir, start_step + 1)
     train_status = Status(results_dir / 'train_status.txt', name, start_step)
     val_status = Status(results_dir / 'val_status.txt', name, start_step)
     writer = tf.summary.create_file_writer(str(results_dir))

@@ -20,8 +20,9 @@ import tensorflow as tf
 class RNNLayer(tf.Module):
     """The common base: variables, shape checks and the initial states.
 
-    Subclasses set `gate_names`, implement `_gate_output_size(gate_name)` and
-    `_run(input_projections, initial_states)`.
+    Subclasses set `gate_names` and implement `_run(inputs, initial_states)`; Simple, LSTM and GRU
+    do so through `_scan`, giving one step (`_step`), its gradient (`_step_gradient`) and their
+    recurrent weights' gradient (`_weight_gradients`).
     """
 
     gate_names = ()
@@ -109,7 +110,9 @@ class RNNLayer(tf.Module):
     def _time_major_input_projections(self, inputs, gate_names):
         """x W_x + b of `gate_names` for all steps at once: `[length, batch_size, sum of gate sizes]`."""
         _, input_weights, biases = self._stacked(gate_names)
-        return tf.transpose(tf.tensordot(inputs, input_weights, axes=1) + biases, [1, 0, 2])
+        # Transposing the inputs rather than the projections moves input_size numbers per step, not
+        # the far more numerous projections.
+        return tf.tensordot(tf.transpose(inputs, [1, 0, 2]), input_weights, axes=1) + biases
 
     def _scan(self, inputs, initial_states, gate_names, recurrent_weights, projection_shift=0.0):
         """Runs the layer's `_step` over time with the gradient of its `_step_gradient`.
@@ -319,7 +322,7 @@ class MISTLayer(RNNLayer):
     gate_names = ('coefs', 'r', 'mist')
 
     def __init__(self, num_hidden_units, activation=tf.nn.tanh,
-                 pre_act_mixture_delays=tuple(2 ** np.arange(8)), **kwargs):
+                 pre_act_mixture_delays=(1, 2, 4, 8, 16, 32, 64, 128), **kwargs):
         super().__init__(num_hidden_units, activation, **kwargs)
         delays = list(pre_act_mixture_delays)
         if not delays:
@@ -395,21 +398,24 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
         def gradient(output_gradients):
             # history[t + max_delay] is h_t, for t from -max_delay to length - 1.
             history = tf.concat([initial_history, outputs], axis=0)
-            # a_{s, i} for s up to length - 1 + max_delay; zero past the end.
+            # later_coefficients[t, i] = a_{t + d_i, i}, the weight with which step t + d_i read h_t;
+            # zero past the end.
             padded_coefficients = tf.pad(coefficients_all, [[0, max_delay], [0, 0], [0, 0]])
-            delay_selector = tf.eye(num_delays)[:, None, :]
+            later_coefficients_all = tf.stack(
+                [padded_coefficients[delay:delay + length, :, index] for index, delay in enumerate(delays_list)],
+                axis=1)
 
             def backward_step(t, gate_state_gradient, mixture_gradient_ring, gate_gradients, mist_gradients,
                               reset_mixtures, mixture_gradients):
                 # h_t was read by step t + 1 through the gates and by steps t + d_i through the mixture.
                 # The ring holds the mixture gradients of the last max_delay steps done (s = t + 1 ..
-                # t + max_delay, slot s mod max_delay; zeros past the end), so each step pulls what
-                # it needs and writes once: no slot of a large buffer is ever updated twice.
+                # t + max_delay, slot s mod max_delay; zeros past the end): each step pulls what it
+                # needs and writes one slot. Adding into the slots of earlier steps instead would make
+                # XLA copy the whole buffer at every step.
                 later_steps = t + delays
                 later_mixture_gradients = tf.gather(mixture_gradient_ring, tf.math.floormod(later_steps, max_delay))
-                later_coefficients = tf.reduce_sum(tf.gather(padded_coefficients, later_steps) * delay_selector, -1)
                 h_gradient = (output_gradients[t] + gate_state_gradient
-                              + tf.reduce_sum(later_coefficients[:, :, None] * later_mixture_gradients, axis=0))
+                              + tf.reduce_sum(later_coefficients_all[t][:, :, None] * later_mixture_gradients, axis=0))
 
                 coefficients, resets = coefficients_all[t], resets_all[t]
                 pre_activation_gradient = _activation_gradient(activation, pre_activations_all[t], h_gradient)

@@ -2,12 +2,17 @@
 
     python3 benchmarks/bench_layers.py [--quick] [--shapes pmnist copy timit] [--repeats 15]
 
-One train step is forward, loss, backward and a ClippingMomentumOptimizer update, compiled with
-`tf.function(jit_compile=True)` for every layer alike. Compilation (the first call) is timed
-separately; then the layers take turns, one step each per round, and each one's median is reported
-with its ratio to Keras' LSTM. Peak memory is the step's working memory: on a GPU TensorFlow's own
-peak counter, on a CPU the growth of the process's peak resident set during one step (glibc is told
-to return large buffers at once, so freed memory does not hide the next step's).
+One train step is forward, loss, backward and a ClippingMomentumOptimizer update in a tf.function:
+our layers compiled with XLA (`jit_compile=True`, as the train scripts do), Keras' layers on their
+fastest path (without XLA here: TensorFlow's automatic gradient of a while loop compiles into a far
+slower program, about 5 s per pMNIST step on this CPU; on a GPU Keras picks cuDNN). Compilation (the
+first call) is timed separately; then the layers take turns, one step each per round, and each
+one's median is reported with its ratio to Keras' LSTM.
+
+Memory: "XLA step memory" is what the XLA-compiled train step allocates beyond its inputs, from
+XLA's buffer assignment, for every layer alike (Keras' layers are compiled for this column only);
+"TF peak" is TensorFlow's allocator peak during one step of the uncompiled Keras steps (and, on a
+GPU, of every step).
 """
 
 import argparse
@@ -16,10 +21,6 @@ import pathlib
 import platform
 import sys
 import time
-
-if os.environ.get('MALLOC_MMAP_THRESHOLD_') is None:  # Must be set before the process starts.
-    os.environ['MALLOC_MMAP_THRESHOLD_'] = '65536'
-    os.execv(sys.executable, [sys.executable] + sys.argv)
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
@@ -37,7 +38,7 @@ SHAPES = {
     'timit': (100, 300, 13, 139, True),
 }
 OUR_LAYERS = ('MISTLayer', 'LSTMLayer', 'GRULayer', 'SimpleLayer')
-KERAS_LAYERS = ('keras.LSTM', 'keras.GRU', 'keras.SimpleRNN', 'keras.LSTM.nojit')
+KERAS_LAYERS = ('keras.LSTM', 'keras.GRU', 'keras.SimpleRNN')
 NUM_CLASSES = 10
 
 
@@ -52,13 +53,12 @@ class KerasModel(tf.Module):
         self.dense = tf.keras.layers.Dense(NUM_CLASSES)
         self.rnn.build((None, None, input_size))
         self.dense.build((None, None, num_hidden_units))
-        self.trainable_variables_list = self.rnn.trainable_variables + self.dense.trainable_variables
-        self.reference = models.RNNClassificationModel('SimpleLayer', 1, NUM_CLASSES, 1)  # only for losses
+        self.reference = models.RNNClassificationModel('SimpleLayer', 1, NUM_CLASSES, 1)  # For its losses only.
 
     @property
     def trainable_variables(self):
-        return [variable.value if hasattr(variable, 'value') and not isinstance(variable, tf.Variable)
-                else variable for variable in self.trainable_variables_list]
+        # Keras 3 wraps each tf.Variable; the tape and our optimizer take the tf.Variable itself.
+        return [variable.value for variable in self.rnn.trainable_variables + self.dense.trainable_variables]
 
     def __call__(self, inputs):
         return self.dense(self.rnn(inputs)), None
@@ -67,8 +67,10 @@ class KerasModel(tf.Module):
         return self.reference.losses(predictions, targets)
 
 
-def make_train_step(layer_name, shape):
+def make_train_step(layer_name, shape, jit_compile):
+    """Returns the compiled train step and its arguments."""
     batch_size, length, input_size, num_hidden_units, every_step = shape
+    tf.keras.utils.set_random_seed(0)
     if layer_name in OUR_LAYERS:
         model = models.RNNClassificationModel(layer_name, input_size, NUM_CLASSES, num_hidden_units, 'tanh')
     else:
@@ -77,7 +79,7 @@ def make_train_step(layer_name, shape):
     optimizer = optimizers.ClippingMomentumOptimizer(1e-3)
     optimizer.build(variables)
 
-    @tf.function(jit_compile=not layer_name.endswith('.nojit'))
+    @tf.function(jit_compile=jit_compile)
     def train_step(inputs, targets):
         with tf.GradientTape() as tape:
             predictions, _ = model(inputs)
@@ -90,59 +92,57 @@ def make_train_step(layer_name, shape):
     labels = np.eye(NUM_CLASSES, dtype=np.float32)[rng.integers(0, NUM_CLASSES, [batch_size, length])]
     if not every_step:
         labels[:, :-1] = np.nan
-    targets = tf.constant(labels)
-    return lambda: float(train_step(inputs, targets))
+    return train_step, (inputs, tf.constant(labels))
 
 
-def memory_status(field):
-    with open('/proc/self/status') as status:
-        for line in status:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) * 1024
-    return float('nan')
+def xla_step_memory(train_step, arguments):
+    """Bytes that XLA's buffer assignment gives the compiled step beyond its parameters."""
+    from tensorflow.compiler.xla.service import hlo_pb2
+    serialized = train_step.experimental_get_compiler_ir(*arguments)(stage='optimized_hlo_proto_serialized')
+    allocations = hlo_pb2.HloProto.FromString(serialized).buffer_assignment.buffer_allocations
+    return sum(allocation.size for allocation in allocations
+               if not allocation.is_entry_computation_parameter and not allocation.is_constant)
 
 
-def step_peak_memory(step):
-    """Bytes of working memory one call of `step` needs above what the process holds before it."""
-    if tf.config.list_physical_devices('GPU'):
-        tf.config.experimental.reset_memory_stats('GPU:0')
-        before = tf.config.experimental.get_memory_info('GPU:0')['current']
-        step()
-        return tf.config.experimental.get_memory_info('GPU:0')['peak'] - before
-    before = memory_status('VmRSS')
-    with open('/proc/self/clear_refs', 'w') as clear_refs:
-        clear_refs.write('5')  # Resets the peak resident set (VmHWM) to the current one.
-    step()
-    return memory_status('VmHWM') - before
+def allocator_peak_memory(run_step):
+    """Bytes of TensorFlow's allocator peak during one step, above what was allocated before it."""
+    device = 'GPU:0' if tf.config.list_physical_devices('GPU') else 'CPU:0'
+    tf.config.experimental.reset_memory_stats(device)
+    before = tf.config.experimental.get_memory_info(device)['current']
+    run_step()
+    return tf.config.experimental.get_memory_info(device)['peak'] - before
 
 
 def benchmark(shape_name, layer_names, repeats):
     shape = SHAPES[shape_name]
-    steps, compile_seconds = {}, {}
+    steps, compile_seconds, xla_memory, peak_memory = {}, {}, {}, {}
     for name in layer_names:
-        tf.keras.utils.set_random_seed(0)
-        steps[name] = make_train_step(name, shape)
+        train_step, arguments = make_train_step(name, shape, jit_compile=name in OUR_LAYERS)
+        steps[name] = lambda train_step=train_step, arguments=arguments: float(train_step(*arguments))
         start = time.perf_counter()
         steps[name]()
         compile_seconds[name] = time.perf_counter() - start
         steps[name]()  # One more call, so that the timed calls find everything allocated.
+        compiled_step, arguments = (train_step, arguments) if name in OUR_LAYERS else \
+            make_train_step(name, shape, jit_compile=True)
+        xla_memory[name] = xla_step_memory(compiled_step, arguments)
+        peak_memory[name] = allocator_peak_memory(steps[name])
     timings = {name: [] for name in layer_names}
     for _ in range(repeats):
         for name in layer_names:
             start = time.perf_counter()
             steps[name]()
             timings[name].append(time.perf_counter() - start)
-    peak_memory = {name: step_peak_memory(steps[name]) for name in layer_names}
     reference = np.median(timings['keras.LSTM']) if 'keras.LSTM' in timings else float('nan')
     batch_size, length, input_size, units, _ = shape
     print(f'\n{shape_name}: batch {batch_size}, length {length}, input {input_size}, hidden {units}; '
           f'median of {repeats} interleaved steps')
-    print(f'| layer | step (ms) | / Keras LSTM | first call incl. compile (s) | peak step memory (MiB) |')
-    print(f'|---|---|---|---|---|')
+    print('| layer | step (ms) | / Keras LSTM | first call incl. compile (s) | XLA step memory (MiB) | TF peak (MiB) |')
+    print('|---|---|---|---|---|---|')
     for name in layer_names:
         median = np.median(timings[name])
         print(f'| {name} | {1000 * median:.1f} | {median / reference:.2f} | {compile_seconds[name]:.1f} | '
-              f'{peak_memory[name] / 2 ** 20:.0f} |', flush=True)
+              f'{xla_memory[name] / 2 ** 20:.0f} | {peak_memory[name] / 2 ** 20:.0f} |', flush=True)
 
 
 def main():

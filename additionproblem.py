@@ -12,7 +12,7 @@ import pathlib
 
 import numpy as np
 
-from utils import load_arrays, save_array_atomically
+import utils
 
 DEFAULT_DATA_DIR = pathlib.Path('~/Data/AdditionProblem').expanduser()
 SPLITS = ('train', 'val', 'test')
@@ -42,7 +42,7 @@ def file_names(length, split):
 def load(data_dir=DEFAULT_DATA_DIR, length=100):
     """Returns `{split: (inputs, targets)}` for train, val and test."""
     command = f'python3 additionproblem.py --data_dir {data_dir} --length {length}'
-    return {split: tuple(load_arrays(data_dir, file_names(length, split), command)) for split in SPLITS}
+    return {split: tuple(utils.load_arrays(data_dir, file_names(length, split), command)) for split in SPLITS}
 
 
 def load_split(data_dir=DEFAULT_DATA_DIR, length=100, val=True):
@@ -56,17 +56,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data_dir', type=pathlib.Path, default=DEFAULT_DATA_DIR)
     parser.add_argument('--length', type=int, default=100)
-    parser.add_argument('--num_train_examples', type=int, default=100000)
-    parser.add_argument('--num_val_examples', type=int, default=1000)
-    parser.add_argument('--num_test_examples', type=int, default=10000)
-    parser.add_argument('--seed', type=int, default=None, help='makes the files reproducible')
+    utils.add_generated_data_arguments(parser)
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    counts = {'train': args.num_train_examples, 'val': args.num_val_examples, 'test': args.num_test_examples}
-    for split in SPLITS:
-        arrays = generate_inputs_and_targets(args.length, counts[split], rng)
-        for name, array in zip(file_names(args.length, split), arrays):
-            save_array_atomically(args.data_dir.expanduser() / name, array)
+    utils.write_generated_splits(
+        args, lambda num_examples, rng: generate_inputs_and_targets(args.length, num_examples, rng),
+        lambda split: file_names(args.length, split))
     print(f'Wrote the addition problem (length {args.length}) to {args.data_dir}.')
 
 

@@ -13,7 +13,7 @@ import pathlib
 
 import numpy as np
 
-from utils import load_arrays, save_array_atomically
+import utils
 
 DEFAULT_DATA_DIR = pathlib.Path('~/Data/CopyProblem').expanduser()
 SPLITS = ('train', 'val', 'test')
@@ -46,7 +46,7 @@ def load(data_dir=DEFAULT_DATA_DIR, delay=100, num_possible_symbols=10):
     """Returns `{split: (inputs, targets)}` for train, val and test."""
     command = f'python3 copyproblem.py --data_dir {data_dir} --delay {delay} ' \
               f'--num_possible_symbols {num_possible_symbols}'
-    return {split: tuple(load_arrays(data_dir, file_names(delay, num_possible_symbols, split), command))
+    return {split: tuple(utils.load_arrays(data_dir, file_names(delay, num_possible_symbols, split), command))
             for split in SPLITS}
 
 
@@ -62,17 +62,12 @@ def main():
     parser.add_argument('--data_dir', type=pathlib.Path, default=DEFAULT_DATA_DIR)
     parser.add_argument('--delay', type=int, default=100)
     parser.add_argument('--num_possible_symbols', type=int, default=10)
-    parser.add_argument('--num_train_examples', type=int, default=100000)
-    parser.add_argument('--num_val_examples', type=int, default=1000)
-    parser.add_argument('--num_test_examples', type=int, default=10000)
-    parser.add_argument('--seed', type=int, default=None, help='makes the files reproducible')
+    utils.add_generated_data_arguments(parser)
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    counts = {'train': args.num_train_examples, 'val': args.num_val_examples, 'test': args.num_test_examples}
-    for split in SPLITS:
-        arrays = generate_inputs_and_targets(args.delay, counts[split], args.num_possible_symbols, rng)
-        for name, array in zip(file_names(args.delay, args.num_possible_symbols, split), arrays):
-            save_array_atomically(args.data_dir.expanduser() / name, array)
+    utils.write_generated_splits(
+        args, lambda num_examples, rng: generate_inputs_and_targets(args.delay, num_examples,
+                                                                    args.num_possible_symbols, rng),
+        lambda split: file_names(args.delay, args.num_possible_symbols, split))
     print(f'Wrote the copy problem (delay {args.delay}) to {args.data_dir}.')
 
 

@@ -306,6 +306,8 @@ def train(args, build_task, task_value=None):
               f'Run the same command again to resume.', flush=True)
         sys.exit(128 + stop_signal[0])
     print(f'Done: {int(step)} steps, best val {task.metric} {float(best_val):.4f}; results in {results_dir}')
+    print(f'Compiled {train_step.experimental_get_tracing_count()} train step program(s) and '
+          f'{evaluation_step.experimental_get_tracing_count()} evaluation program(s) in this session.')
     return results_dir
 
 

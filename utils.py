@@ -144,6 +144,24 @@ def save_array_atomically(path, array):
         raise
 
 
+def add_generated_data_arguments(parser):
+    """The flags of the scripts that generate their data: the size of each split and a seed."""
+    parser.add_argument('--num_train_examples', type=int, default=100000)
+    parser.add_argument('--num_val_examples', type=int, default=1000)
+    parser.add_argument('--num_test_examples', type=int, default=10000)
+    parser.add_argument('--seed', type=int, default=None, help='makes the files reproducible')
+
+
+def write_generated_splits(args, generate, file_names):
+    """Writes train, val and test into args.data_dir: `generate(num_examples, rng)` returns a split's
+    arrays and `file_names(split)` their file names."""
+    rng = np.random.default_rng(args.seed)
+    for split in ('train', 'val', 'test'):
+        arrays = generate(getattr(args, f'num_{split}_examples'), rng)
+        for name, array in zip(file_names(split), arrays):
+            save_array_atomically(pathlib.Path(args.data_dir).expanduser() / name, array)
+
+
 def load_arrays(data_dir, file_names, command):
     """Loads `file_names` from `data_dir` (without pickle); a missing one raises MissingDataError
     that names the folder and the `command` that makes the files."""

@@ -115,6 +115,8 @@ def test_timit_end_to_end(tmp_path):
     check_run(tmp_path / 'timit' / 'results' / 'MISTLayer_tanh_0016_1.000000_1.0_3_00', 'timitphonemerec',
               'error rate', 12, 10, 1)
     assert 'target:' in result.stdout  # --debug prints targets and predictions.
+    compiled = int(result.stdout.split('Compiled ')[1].split()[0])
+    assert 1 <= compiled <= 3  # Lengths 16..21 after --debug's subsampling fall into a few buckets.
 
 
 def start_training(data_dir, num_steps, trial):

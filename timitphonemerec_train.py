@@ -8,8 +8,6 @@ built for a bounded number of shapes. With --debug 1 only every 16th frame is ke
 
 import argparse
 
-import numpy as np
-
 import models
 import timitphonemerec
 import training

@@ -10,14 +10,14 @@ complete. Files already in --data_dir are kept, never overwritten.
 import argparse
 import gzip
 import hashlib
-import os
 import pathlib
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 
 import numpy as np
+
+import utils
 
 HEIGHT, WIDTH, NUM_CHANNELS = 28, 28, 1
 NUM_CLASSES = 10
@@ -57,17 +57,6 @@ def is_genuine(data, name):
         return False
 
 
-def _write_atomically(path, data):
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix='.partial')
-    try:
-        with os.fdopen(handle, 'wb') as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def _existing_file(data_dir, name):
     """The gzip or raw copy of `name` in `data_dir`, or None."""
     for candidate in (data_dir / (name + '.gz'), data_dir / name):
@@ -104,7 +93,7 @@ def download(data_dir=DEFAULT_DATA_DIR, mirrors=MIRRORS, timeout=30, log=print):
             if md5(data) != gz_md5:
                 failures.append(f'{url}: MD5 {md5(data)} instead of {gz_md5}')
                 continue
-            _write_atomically(data_dir / (name + '.gz'), data)
+            utils.write_atomically(data_dir / (name + '.gz'), data)
             log(f'Downloaded {url}')
             break
         else:
@@ -143,7 +132,7 @@ def import_files(source, data_dir=DEFAULT_DATA_DIR, log=print):
         if not is_genuine(data, name):
             raise MNISTFileError(f'The {name} taken from {source} does not have MNIST\'s MD5; nothing was written '
                                  f'for it.')
-        _write_atomically(data_dir / (name + '.gz' if data[:2] == b'\x1f\x8b' else name), data)
+        utils.write_atomically(data_dir / (name + '.gz' if data[:2] == b'\x1f\x8b' else name), data)
         log(f'Imported {name} from {source}')
 
 

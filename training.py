@@ -21,23 +21,19 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from typing import Callable
 
 import numpy as np
+import tensorflow as tf
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-import tensorflow as tf  # noqa: E402
-
-import models  # noqa: E402
-import optimizers  # noqa: E402
-import utils  # noqa: E402
+import models
+import optimizers
+import utils
 
 EXIT_NON_FINITE_LOSS = 3
 
@@ -103,13 +99,6 @@ def build_model(args, task):
                             args.activation_type, **layer_kwargs)
 
 
-def write_text_atomically(path, text):
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix='.partial')
-    with os.fdopen(handle, 'w') as file:
-        file.write(text)
-    os.replace(temporary, path)
-
-
 def metric_of(losses, metric):
     return losses['error_rate'] if metric == 'error rate' else losses['stepwise_loss']
 
@@ -151,7 +140,7 @@ class Status:
                 fields = line.split()
                 if line.endswith('\n') and len(fields) >= 3 and fields[2].isdigit() and int(fields[2]) <= resume_step:
                     kept.append(line)
-        write_text_atomically(path, ''.join(kept))
+        utils.write_atomically(path, ''.join(kept))
 
     def write(self, elapsed, step, *values):
         line = f'{self.name} {elapsed:06.1f} {step} ' + ' '.join(f'{value:.4f}' for value in values) + '\n'
@@ -176,7 +165,7 @@ def prepare_results_dir(results_dir, args):
             params['seed'] = previous.get('seed')
     if params['seed'] is None:
         params['seed'] = int(np.random.SeedSequence().entropy % 2 ** 31)
-    write_text_atomically(params_path, json.dumps(params, indent=2, sort_keys=True) + '\n')
+    utils.write_atomically(params_path, json.dumps(params, indent=2, sort_keys=True) + '\n')
     return params['seed']
 
 
@@ -336,7 +325,7 @@ def test(args, build_task):
     tf.train.Checkpoint(model=model).restore(best_checkpoint).expect_partial()
     result = evaluate(make_evaluation_step(model, task.metric), task)
     print(f'{result:f}')
-    write_text_atomically(results_dir / 'test_result.txt', f'{result:f}\n')
+    utils.write_atomically(results_dir / 'test_result.txt', f'{result:f}\n')
     return result
 
 

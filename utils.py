@@ -4,6 +4,7 @@ A sequence is a NumPy array whose first axis is time, `[length, ...]`. Batches a
 longest sequence in them: inputs with 0.0, targets with NaN, which the models read as "no target".
 """
 
+import io
 import os
 import pathlib
 import tempfile
@@ -129,19 +130,26 @@ class MissingDataError(FileNotFoundError):
     """Raised when a data set has not been prepared yet; the message says how to prepare it."""
 
 
-def save_array_atomically(path, array):
-    """Writes `array` to the .npy file `path` through a temporary file in the same folder, so that
+def write_atomically(path, data):
+    """Writes `data` (bytes or str) to `path` through a temporary file in the same folder, so that
     no half-written file is ever left under the final name."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix='.partial')
     try:
         with os.fdopen(handle, 'wb') as file:
-            np.save(file, array, allow_pickle=False)
+            file.write(data.encode() if isinstance(data, str) else data)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def save_array_atomically(path, array):
+    """Saves `array` as the .npy file `path` (without pickle), atomically."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    write_atomically(path, buffer.getvalue())
 
 
 def add_generated_data_arguments(parser):

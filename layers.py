@@ -379,7 +379,8 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
         # State h_t lives in slot t mod max_delay; initial_history[k] is h_{k - max_delay}.
         float_array = lambda: tf.TensorArray(tf.float32, size=length, element_shape=[None, None])
 
-        def forward_step(t, ring, h_previous, outputs, coefficients_array, resets_array, pre_activations_array):
+        def forward_step(t, ring, h_previous, outputs, coefficients_array, resets_array, pre_activations_array,
+                         mixtures_array):
             gates = tf.matmul(h_previous, gate_recurrent_weights) + gate_projections[t]
             coefficients = tf.nn.softmax(gates[:, :num_delays])
             resets = tf.sigmoid(gates[:, num_delays:])
@@ -389,15 +390,16 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
             h = activation(pre_activations)
             ring = tf.tensor_scatter_nd_update(ring, [[tf.math.floormod(t, max_delay)]], h[None])
             return (t + 1, ring, h, outputs.write(t, h), coefficients_array.write(t, coefficients),
-                    resets_array.write(t, resets), pre_activations_array.write(t, pre_activations))
+                    resets_array.write(t, resets), pre_activations_array.write(t, pre_activations),
+                    mixtures_array.write(t, mixture))
 
-        _, _, _, outputs, coefficients_array, resets_array, pre_activations_array = tf.while_loop(
+        _, _, _, outputs, coefficients_array, resets_array, pre_activations_array, mixtures_array = tf.while_loop(
             lambda t, *_: t < length, forward_step,
             (tf.constant(0), initial_history, initial_history[-1], float_array(), float_array(),
-             float_array(), float_array()), maximum_iterations=length)
+             float_array(), float_array(), float_array()), maximum_iterations=length)
         outputs = outputs.stack()
-        coefficients_all, resets_all, pre_activations_all = (
-            coefficients_array.stack(), resets_array.stack(), pre_activations_array.stack())
+        coefficients_all, resets_all, pre_activations_all, mixtures_all = (
+            coefficients_array.stack(), resets_array.stack(), pre_activations_array.stack(), mixtures_array.stack())
 
         def gradient(output_gradients):
             # history[t + max_delay] is h_t, for t from -max_delay to length - 1.
@@ -424,7 +426,7 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
                 coefficients, resets = coefficients_all[t], resets_all[t]
                 pre_activation_gradient = _activation_gradient(activation, pre_activations_all[t], h_gradient)
                 delayed = tf.gather(history, t + max_delay - delays)
-                mixture = tf.reduce_sum(tf.transpose(coefficients)[:, :, None] * delayed, axis=0)
+                mixture = mixtures_all[t]
                 reset_mixture_gradient = tf.matmul(pre_activation_gradient, mist_recurrent_weights, transpose_b=True)
                 mixture_gradient = reset_mixture_gradient * resets
                 # The sum over hidden units as a product with a vector of ones: XLA compiles the plain

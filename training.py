@@ -210,12 +210,20 @@ class Progress:
             self.bar.close()
 
 
+def load_task(build_task, args, val):
+    """The task's data and settings; missing or broken data ends the script with the loader's message."""
+    try:
+        return build_task(args, val=val)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f'{pathlib.Path(sys.argv[0]).name}: {error}') from None
+
+
 def train(args, build_task, task_value=None):
     """Trains, validates, checkpoints and logs one run; resumes it if its results directory exists."""
     name = params_name(args, task_value)
     results_dir = pathlib.Path(args.data_dir).expanduser() / 'results' / name
+    task = load_task(build_task, args, val=True)  # Before anything is written: the data may be missing.
     seed = prepare_results_dir(results_dir, args)
-    task = build_task(args, val=True)
     tf.keras.utils.set_random_seed(seed)
     model = build_model(args, task)
     variables = model.trainable_variables
@@ -320,7 +328,7 @@ def test(args, build_task):
     best_checkpoint = tf.train.latest_checkpoint(results_dir / 'best')
     if best_checkpoint is None:
         raise SystemExit(f'{results_dir} holds no best checkpoint yet: the run has not validated once.')
-    task = build_task(params, val=False)
+    task = load_task(build_task, params, val=False)
     model = build_model(params, task)
     tf.train.Checkpoint(model=model).restore(best_checkpoint).expect_partial()
     result = evaluate(make_evaluation_step(model, task.metric), task)

@@ -187,6 +187,12 @@ def test_results_are_never_deleted_without_the_flag(copy_data, tmp_path):
     assert not marker.exists() and status_steps(results_dir / 'val_status.txt') == [25]
 
 
+def test_missing_data_says_how_to_make_it_and_writes_nothing(tmp_path):
+    result = run_script('copyproblem_train.py', '--data_dir', tmp_path, check=False)
+    assert result.returncode and 'python3 copyproblem.py --data_dir' in result.stderr
+    assert 'Traceback' not in result.stderr and not (tmp_path / 'results').exists()
+
+
 def test_non_finite_loss_stops_and_keeps_best(copy_data):
     result = run_script('copyproblem_train.py', '--data_dir', copy_data, '--copy_delay', '10', '--num_opt_steps',
                         '200', '--learning_rate', '1e30', '--optimizer', 'ClippingGradientDescentOptimizer',

@@ -412,7 +412,7 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
                 axis=1)
 
             def backward_step(t, gate_state_gradient, mixture_gradient_ring, gate_gradients, mist_gradients,
-                              reset_mixtures, mixture_gradients):
+                              mixture_gradients):
                 # h_t was read by step t + 1 through the gates and by steps t + d_i through the mixture.
                 # The ring holds the mixture gradients of the last max_delay steps done (s = t + 1 ..
                 # t + max_delay, slot s mod max_delay; zeros past the end): each step pulls what it
@@ -442,13 +442,12 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
                 mixture_gradient_ring = tf.tensor_scatter_nd_update(
                     mixture_gradient_ring, [[tf.math.floormod(t, max_delay)]], mixture_gradient[None])
                 return (t - 1, gate_state_gradient, mixture_gradient_ring, gate_gradients.write(t, gate_gradient),
-                        mist_gradients.write(t, pre_activation_gradient),
-                        reset_mixtures.write(t, resets * mixture), mixture_gradients.write(t, mixture_gradient))
+                        mist_gradients.write(t, pre_activation_gradient), mixture_gradients.write(t, mixture_gradient))
 
-            _, gate_state_gradient, _, gate_gradients, mist_gradients, reset_mixtures, mixture_gradients = \
+            _, gate_state_gradient, _, gate_gradients, mist_gradients, mixture_gradients = \
                 tf.while_loop(lambda t, *_: t >= 0, backward_step,
                               (length - 1, tf.zeros_like(initial_history[0]), tf.zeros_like(initial_history),
-                               float_array(), float_array(), float_array(), float_array()),
+                               float_array(), float_array(), float_array()),
                               maximum_iterations=length)
             gate_gradients, mist_gradients = gate_gradients.stack(), mist_gradients.stack()
             mixture_gradients = mixture_gradients.stack()
@@ -467,7 +466,7 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
             gate_weight_gradient = tf.matmul(
                 previous_states, tf.reshape(gate_gradients, [-1, num_delays + units]), transpose_a=True)
             mist_weight_gradient = tf.matmul(
-                tf.reshape(reset_mixtures.stack(), [-1, units]), tf.reshape(mist_gradients, [-1, units]),
+                tf.reshape(resets_all * mixtures_all, [-1, units]), tf.reshape(mist_gradients, [-1, units]),
                 transpose_a=True)
             return gate_gradients, mist_gradients, initial_gradients, gate_weight_gradient, mist_weight_gradient
 

@@ -5,8 +5,6 @@
 
 import argparse
 
-import numpy as np
-
 import additionproblem
 import models
 import training
@@ -17,11 +15,8 @@ def build_task(args, val=True):
         args.data_dir, args.length, val=val)
 
     def batch(inputs, targets):
-        def make(indices):
-            batch_targets = np.full(inputs[indices].shape[:2] + (1,), np.nan, dtype=np.float32)
-            batch_targets[:, -1, 0] = targets[indices]
-            return inputs[indices].astype(np.float32), batch_targets
-        return make
+        length = inputs.shape[1]
+        return lambda indices: (inputs[indices], training.targets_at_last_step(targets[indices, None], length))
 
     def describe(inputs, targets, predictions):
         return '\n'.join(f'  target {target[-1, 0]:.4f}  prediction {prediction[-1, 0]:.4f}'

@@ -12,6 +12,7 @@ import numpy as np
 import mnist
 import models
 import training
+import utils
 
 PERMUTATION_SEED = 0  # One fixed pixel order for every run, as in the paper's pMNIST.
 
@@ -29,8 +30,8 @@ def build_task(args, val=True):
     length = train_inputs.shape[1]
 
     def batch(inputs, labels):
-        return lambda indices: (inputs[indices],
-                                training.one_hot_targets_at_last_step(labels[indices], length, mnist.NUM_CLASSES))
+        one_hot_labels = utils.one_hot(labels, mnist.NUM_CLASSES)
+        return lambda indices: (inputs[indices], training.targets_at_last_step(one_hot_labels[indices], length))
 
     return training.Task(
         model_class=models.RNNClassificationModel, input_size=1, target_size=mnist.NUM_CLASSES,

@@ -283,15 +283,14 @@ def train(args, build_task, task_value=None):
             progress.update(current, loss=loss)
         if current % task.val_every == 0 or current == args.num_opt_steps:
             val = evaluate(evaluation_step, task, debug=args.debug)
+            elapsed.assign(seconds)
             if val < float(best_val):
                 best_val.assign(val)
-                elapsed.assign(seconds)
                 best.save(checkpoint_number=current)
             with writer.as_default(step=current):
                 tf.summary.scalar(f'val {task.metric}', val)
             writer.flush()
             val_status.write(seconds, current, val, float(best_val))
-            elapsed.assign(seconds)
             latest.save(checkpoint_number=current)
             progress.update(current, val=val, best=float(best_val))
     progress.close()
@@ -337,10 +336,11 @@ def test(args, build_task):
     return result
 
 
-def one_hot_targets_at_last_step(labels, length, num_classes):
-    """labels `[batch_size]` -> targets `[batch_size, length, num_classes]`, NaN before the last step."""
-    targets = np.full([len(labels), length, num_classes], np.nan, dtype=np.float32)
-    targets[:, -1] = utils.one_hot(labels, num_classes)
+def targets_at_last_step(values, length):
+    """values `[batch_size, target_size]` -> targets `[batch_size, length, target_size]`, NaN (no target)
+    before the last step."""
+    targets = np.full([len(values), length, values.shape[-1]], np.nan, dtype=np.float32)
+    targets[:, -1] = values
     return targets
 
 

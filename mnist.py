@@ -65,10 +65,16 @@ def _existing_file(data_dir, name):
     return None
 
 
-def _check_existing(path, name):
+def _already_there(data_dir, name, log):
+    """Whether `data_dir` holds `name` already; a copy that is not MNIST's is an error, and is kept."""
+    path = _existing_file(data_dir, name)
+    if path is None:
+        return False
     if not is_genuine(path.read_bytes(), name):
         raise MNISTFileError(f'{path} exists but its MD5 is not that of MNIST\'s {name}; it was left as it is. '
                              f'Remove it and run this script again.')
+    log(f'{path} is already there.')
+    return True
 
 
 def download(data_dir=DEFAULT_DATA_DIR, mirrors=MIRRORS, timeout=30, log=print):
@@ -76,10 +82,7 @@ def download(data_dir=DEFAULT_DATA_DIR, mirrors=MIRRORS, timeout=30, log=print):
     data_dir = pathlib.Path(data_dir).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
     for name, (gz_md5, _) in FILES.items():
-        existing = _existing_file(data_dir, name)
-        if existing:
-            _check_existing(existing, name)
-            log(f'{existing} is already there.')
+        if _already_there(data_dir, name, log):
             continue
         failures = []
         for mirror in mirrors:
@@ -124,10 +127,7 @@ def import_files(source, data_dir=DEFAULT_DATA_DIR, log=print):
     else:
         raise FileNotFoundError(f'{source} is neither a folder of the four MNIST files nor a Keras mnist.npz.')
     for name, data in contents.items():
-        existing = _existing_file(data_dir, name)
-        if existing:
-            _check_existing(existing, name)
-            log(f'{existing} is already there.')
+        if _already_there(data_dir, name, log):
             continue
         if not is_genuine(data, name):
             raise MNISTFileError(f'The {name} taken from {source} does not have MNIST\'s MD5; nothing was written '

@@ -238,6 +238,45 @@ def test_fast_mist_gradient_equals_autodiff_of_straightforward_loop(activation, 
         np.testing.assert_allclose(fast, reference, atol=2e-5, rtol=1e-4)
 
 
+def test_recurrent_product_pads_columns_without_changing_the_product():
+    rng = np.random.default_rng(8)
+    for rows, inner, columns in [(3, 139, 556), (3, 47, 47), (3, 5, 7)]:  # Padded to 576, to 48, not padded.
+        inputs = rng.standard_normal([rows, inner]).astype(np.float32)
+        weights = rng.standard_normal([inner, columns]).astype(np.float32)
+        product = layers._recurrent_product(tf.constant(inputs), tf.constant(weights))
+        assert product.shape == (rows, columns)
+        np.testing.assert_allclose(product, inputs @ weights, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('layer_type', LAYER_TYPES)
+def test_batch_cut_into_parts_equals_equations_and_whole_batch(layer_type, monkeypatch):
+    """Loop steps that advance 3 parts of the batch side by side (as on a 3-core CPU) give the NumPy
+    equations' outputs and the whole batch's outputs and gradients; 47 hidden units take padded products."""
+    monkeypatch.setattr(layers, '_num_cores', lambda: 3)
+    tf.random.set_seed(9)
+    kwargs = {'pre_act_mixture_delays': [1, 2, 4, 8]} if layer_type == 'MISTLayer' else {}
+    layer = getattr(layers, layer_type)(47, **kwargs)
+    layer.build(INPUT_SIZE)
+    rng = np.random.default_rng(9)
+    inputs = tf.constant(rng.standard_normal([50, 11, INPUT_SIZE]), tf.float32)
+    initial = tf.constant(rng.standard_normal([50, layer.num_initial_states, layer.state_size]), tf.float32)
+    weights = tf.constant(rng.standard_normal([50, 11, 47]), tf.float32)
+    results = {}
+    for split in (True, False):
+        layer.split_batch_across_cores = split
+        assert layer._batch_group_sizes(50) == ([17, 17, 16] if split else [50])
+        with tf.GradientTape() as tape:
+            tape.watch([inputs, initial])
+            outputs, final = layer(inputs, initial)
+            loss = tf.reduce_sum(outputs * weights) + tf.reduce_sum(tf.square(final))
+        results[split] = [outputs, final] + tape.gradient(loss, [inputs, initial] + list(layer.trainable_variables))
+    expected_outputs, expected_final = numpy_layer(layer, inputs.numpy(), initial.numpy())
+    np.testing.assert_allclose(results[True][0], expected_outputs, atol=1e-5)
+    np.testing.assert_allclose(results[True][1], expected_final, atol=1e-5)
+    for cut, whole in zip(results[True], results[False]):
+        np.testing.assert_allclose(cut, whole, atol=1e-4, rtol=1e-4)
+
+
 def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match='at least one delay'):
         layers.MISTLayer(4, pre_act_mixture_delays=[])

@@ -5,7 +5,9 @@
 Runs the forward and backward pass of one layer (pMNIST shape by default) under TensorFlow's
 profiler with XLA's per-kernel trace events on, and prints each kernel's total time per step of
 training, with how often it ran. Matrix products show up as MatMul*, XLA's fused element-wise
-kernels as *_fusion; what the listed kernels leave of the total is per-kernel overhead.
+kernels as *_fusion. Where a layer cuts its batch into parts, one per core, each part has its own
+kernels (the same product appears once per part, under different numbers), and the kernels' sum
+can exceed the pass's time because the parts run at the same time.
 """
 
 import argparse
@@ -72,7 +74,8 @@ def main():
     print(f'{args.layer_type}, batch {args.batch_size}, length {args.length}, input {args.input_size}, hidden '
           f'{args.num_hidden_units}: {total:.1f} ms per forward and backward pass')
     kernels = sum(time for name, time in milliseconds.items() if name != 'ThunkExecutor::Execute')
-    print(f'kernels: {kernels:.1f} ms; the rest is XLA\'s per-kernel overhead and the profiler\'s own')
+    print(f'kernels: {kernels:.1f} ms, summed over the cores; what one chain of kernels leaves of the pass is '
+          f'XLA\'s per-kernel overhead and the profiler\'s own')
     print(f'{"ms":>8} {"calls":>7}  kernel')
     for name, time in milliseconds.most_common():
         if name == 'ThunkExecutor::Execute':

@@ -29,7 +29,7 @@ class RNNLayer(tf.Module):
 
     gate_names = ()
     # Whether each loop step advances one part of the batch per CPU core side by side (see
-    # `_batch_group_sizes`). It pays where the per-step products are small enough that Eigen runs
+    # `_batch_part_sizes`). It pays where the per-step products are small enough that Eigen runs
     # each on one core: measured on 2 cores at the pMNIST shape, MIST -19% and Simple -13% step
     # time, but LSTM and GRU, whose larger products Eigen already spreads over the cores, +6%.
     split_batch_across_cores = False
@@ -125,7 +125,7 @@ class RNNLayer(tf.Module):
         inputs_and_ones = tf.concat([inputs, tf.ones_like(inputs[:, :, :1])], axis=-1)
         return tf.tensordot(inputs_and_ones, tf.concat([input_weights, biases[None]], axis=0), axes=1)
 
-    def _batch_group_sizes(self, batch_size):
+    def _batch_part_sizes(self, batch_size):
         """The sizes of the parts of the batch that each loop step advances side by side.
 
         XLA's CPU runtime runs the independent operations of a loop step at the same time, so one
@@ -133,8 +133,8 @@ class RNNLayer(tf.Module):
         one waiting. A GPU prefers one large product, and an unknown batch size cannot be cut."""
         if not self.split_batch_across_cores or batch_size is None or tf.config.list_logical_devices('GPU'):
             return [batch_size]
-        num_groups = max(1, min(_num_cores(), batch_size // _MIN_GROUP_SIZE))
-        return [batch_size // num_groups + (index < batch_size % num_groups) for index in range(num_groups)]
+        num_parts = max(1, min(_num_cores(), batch_size // _MIN_PART_SIZE))
+        return [batch_size // num_parts + (index < batch_size % num_parts) for index in range(num_parts)]
 
     def _scan(self, inputs, initial_states, gate_names, recurrent_weights, projection_shift=0.0):
         """Runs the layer's `_step` over time with the gradient of its `_step_gradient`.
@@ -144,7 +144,7 @@ class RNNLayer(tf.Module):
         projections = self._time_major_input_projections(inputs, gate_names) + projection_shift
         states = _scan_with_gradient(self._step, self._step_gradient, self._weight_gradients,
                                      projections, initial_states[:, 0], recurrent_weights,
-                                     self._batch_group_sizes(inputs.shape[0]))
+                                     self._batch_part_sizes(inputs.shape[0]))
         outputs = tf.transpose(states[:, :, -self.num_hidden_units:], [1, 0, 2])
         return outputs, tf.transpose(states[-1:], [1, 0, 2])
 
@@ -159,7 +159,7 @@ def _activation_gradient(activation, pre_activations, output_gradients):
 
 # A part of the batch holds at least this many samples: each part's kernels cost a fixed overhead,
 # which tiny parts do not earn back.
-_MIN_GROUP_SIZE = 16
+_MIN_PART_SIZE = 16
 
 
 def _num_cores():
@@ -177,9 +177,9 @@ def _recurrent_product(inputs, weights):
     """inputs `[batch_size, n]` times weights `[n, m]`, computed with m padded to a multiple of 48.
 
     Measured here, a per-step product with 556 columns took 157 us and the same padded to 576
-    columns 118 us (139 columns: 54 us, padded to 144: 48 us); 48 floats are three of the AVX-512
-    registers in which Eigen's product kernel works. XLA pads the loop-invariant weights once, before
-    the loop. Padding that would add more than 1/16 of the columns is not worth it.
+    columns 118 us (139 columns: 54 us, padded to 144: 48 us), probably because Eigen's product
+    kernel works on blocks of three 16-float AVX-512 registers. XLA pads the loop-invariant weights
+    once, before the loop. Padding that would add more than 1/16 of the columns is not worth it.
     """
     columns = weights.shape[-1]
     padding = -columns % 48
@@ -189,14 +189,14 @@ def _recurrent_product(inputs, weights):
 
 
 def _scan_with_gradient(step, step_gradient, weight_gradients, projections, initial_state, recurrent_weights,
-                        group_sizes):
+                        part_sizes):
     """A recurrence in one tf.while_loop, differentiated by a hand-written backward loop.
 
     XLA compiles TensorFlow's automatic gradient of a while loop into a program that copies its
     stacks of saved values at every step (about 7x slower than Keras' LSTM without XLA at the pMNIST
     shape); this backward loop only reads them. The weight gradient is one large matrix product
     after the loop rather than a small one per step. Each loop step advances the parts of the batch
-    of sizes `group_sizes` side by side (see `RNNLayer._batch_group_sizes`).
+    of sizes `part_sizes` side by side (see `RNNLayer._batch_part_sizes`).
 
     projections: `[length, batch_size, num_projections]`, the input part of the pre-activations.
     initial_state: `[batch_size, state_size]`; recurrent_weights: `[num_hidden_units, num_projections]`.
@@ -212,49 +212,49 @@ def _scan_with_gradient(step, step_gradient, weight_gradients, projections, init
     def scan(projections, initial_state, recurrent_weights):
         length = tf.shape(projections)[0]
         new_array = lambda: tf.TensorArray(tf.float32, size=length, element_shape=[None, None])
-        projection_groups = _split_batch(projections, group_sizes, axis=1)
-        initial_state_groups = _split_batch(initial_state, group_sizes, axis=0)
+        projection_parts = _split_batch(projections, part_sizes, axis=1)
+        initial_state_parts = _split_batch(initial_state, part_sizes, axis=0)
 
-        def forward_step(t, groups):
+        def forward_step(t, parts):
             advanced = []
-            for (state, states, saved_values), group_projections in zip(groups, projection_groups):
-                state, saved = step(state, group_projections[t], recurrent_weights)
+            for (state, states, saved_values), part_projections in zip(parts, projection_parts):
+                state, saved = step(state, part_projections[t], recurrent_weights)
                 advanced.append((state, states.write(t, state), saved_values.write(t, saved)))
             return t + 1, advanced
 
-        _, groups = tf.while_loop(
+        _, parts = tf.while_loop(
             lambda t, _: t < length, forward_step,
-            (tf.constant(0), [(state, new_array(), new_array()) for state in initial_state_groups]),
+            (tf.constant(0), [(state, new_array(), new_array()) for state in initial_state_parts]),
             maximum_iterations=length)
-        states_groups = [states.stack() for _, states, _ in groups]
-        saved_groups = [saved_values.stack() for _, _, saved_values in groups]
+        states_parts = [states.stack() for _, states, _ in parts]
+        saved_parts = [saved_values.stack() for _, _, saved_values in parts]
 
         def gradient(state_gradients):
-            previous_states_groups = [tf.concat([initial_state[None], states[:-1]], axis=0)
-                                      for initial_state, states in zip(initial_state_groups, states_groups)]
-            group_values = list(zip(_split_batch(state_gradients, group_sizes, axis=1), previous_states_groups,
-                                    saved_groups))
+            previous_states_parts = [tf.concat([initial_state[None], states[:-1]], axis=0)
+                                     for initial_state, states in zip(initial_state_parts, states_parts)]
+            part_values = list(zip(_split_batch(state_gradients, part_sizes, axis=1), previous_states_parts,
+                                   saved_parts))
 
-            def backward_step(t, groups):
+            def backward_step(t, parts):
                 stepped = []
                 for (state_gradient, projection_gradients), (state_gradients, previous_states, saved_values) \
-                        in zip(groups, group_values):
+                        in zip(parts, part_values):
                     state_gradient, projection_gradient = step_gradient(
                         state_gradients[t] + state_gradient, previous_states[t], saved_values[t], recurrent_weights)
                     stepped.append((state_gradient, projection_gradients.write(t, projection_gradient)))
                 return t - 1, stepped
 
-            _, groups = tf.while_loop(
+            _, parts = tf.while_loop(
                 lambda t, _: t >= 0, backward_step,
-                (length - 1, [(tf.zeros_like(state), new_array()) for state in initial_state_groups]),
+                (length - 1, [(tf.zeros_like(state), new_array()) for state in initial_state_parts]),
                 maximum_iterations=length)
-            projection_gradients_groups = [projection_gradients.stack() for _, projection_gradients in groups]
-            return (tf.concat(projection_gradients_groups, axis=1),
-                    tf.concat([state_gradient for state_gradient, _ in groups], axis=0),
+            projection_gradients_parts = [projection_gradients.stack() for _, projection_gradients in parts]
+            return (tf.concat(projection_gradients_parts, axis=1),
+                    tf.concat([state_gradient for state_gradient, _ in parts], axis=0),
                     tf.add_n([weight_gradients(*values) for values in
-                              zip(previous_states_groups, saved_groups, projection_gradients_groups)]))
+                              zip(previous_states_parts, saved_parts, projection_gradients_parts)]))
 
-        return tf.concat(states_groups, axis=1), gradient
+        return tf.concat(states_parts, axis=1), gradient
 
     return scan(projections, initial_state, recurrent_weights)
 
@@ -425,14 +425,14 @@ class MISTLayer(RNNLayer):
         outputs = _mist_recurrence(gate_projections, mist_projections, tf.transpose(initial_states, [1, 0, 2]),
                                    gate_recurrent_weights, mist_recurrent_weights,
                                    tuple(self.pre_act_mixture_delays), self.activation,
-                                   self._batch_group_sizes(inputs.shape[0]))
+                                   self._batch_part_sizes(inputs.shape[0]))
         outputs = tf.transpose(outputs, [1, 0, 2])
         final_states = tf.concat([initial_states, outputs], axis=1)[:, -self.num_initial_states:]
         return outputs, final_states
 
 
 def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_recurrent_weights,
-                     mist_recurrent_weights, delays, activation, group_sizes):
+                     mist_recurrent_weights, delays, activation, part_sizes):
     """The MIST loop with its hand-written gradient.
 
     gate_projections: `[length, batch_size, num_delays + num_hidden_units]`, x W_x + b of coefs and r.
@@ -440,7 +440,7 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
     initial_history: `[max_delay, batch_size, num_hidden_units]`, the states before step 0, oldest first.
     gate_recurrent_weights: `[num_hidden_units, num_delays + num_hidden_units]`; mist_recurrent_weights:
     `[num_hidden_units, num_hidden_units]`. Each loop step advances the parts of the batch of sizes
-    `group_sizes` side by side. Returns outputs `[length, batch_size, num_hidden_units]`.
+    `part_sizes` side by side. Returns outputs `[length, batch_size, num_hidden_units]`.
     """
     num_delays, max_delay, delays_list = len(delays), max(delays), delays
     delays = tf.constant(delays, tf.int32)
@@ -451,7 +451,7 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
                    mist_recurrent_weights):
         length = tf.shape(gate_projections)[0]
         float_array = lambda: tf.TensorArray(tf.float32, size=length, element_shape=[None, None])
-        split = lambda tensor: _split_batch(tensor, group_sizes, axis=1)
+        split = lambda tensor: _split_batch(tensor, part_sizes, axis=1)
 
         def forward_step(t, ring, h_previous, outputs, gate_values, reset_mixtures, pre_activations,
                          gate_projections, mist_projections):
@@ -468,18 +468,18 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
                     reset_mixtures.write(t, reset_mixture), pre_activations.write(t, pre_activation))
 
         forward_constants = list(zip(split(gate_projections), split(mist_projections)))
-        _, groups = tf.while_loop(
+        _, parts = tf.while_loop(
             lambda t, _: t < length,
-            lambda t, groups: (t + 1, [forward_step(t, *group, *constants)
-                                       for group, constants in zip(groups, forward_constants)]),
+            lambda t, parts: (t + 1, [forward_step(t, *part, *constants)
+                                       for part, constants in zip(parts, forward_constants)]),
             (tf.constant(0), [(history, history[-1], float_array(), float_array(), float_array(), float_array())
                               for history in split(initial_history)]),
             maximum_iterations=length)
         # Per part: history[t + max_delay] is h_t for t from -max_delay to length - 1; the gate values are
         # the coefficients and resets `[length, part_size, num_delays + num_hidden_units]`.
         histories, gate_values_parts, reset_mixtures_parts, pre_activations_parts = [], [], [], []
-        for history, (_, _, outputs, gate_values, reset_mixtures, pre_activations) in zip(split(initial_history),
-                                                                                         groups):
+        for history, (_, _, outputs, gate_values, reset_mixtures, pre_activations) in zip(
+                split(initial_history), parts):
             histories.append(tf.concat([history, outputs.stack()], axis=0))
             gate_values_parts.append(gate_values.stack())
             reset_mixtures_parts.append(reset_mixtures.stack())
@@ -527,10 +527,10 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
             backward_constants = list(zip(
                 split(output_gradients), [later_coefficients(gate_values) for gate_values in gate_values_parts],
                 gate_values_parts, reset_mixtures_parts, pre_activations_parts, histories))
-            _, groups = tf.while_loop(
+            _, parts = tf.while_loop(
                 lambda t, _: t >= 0,
-                lambda t, groups: (t - 1, [backward_step(t, *group, *constants)
-                                           for group, constants in zip(groups, backward_constants)]),
+                lambda t, parts: (t - 1, [backward_step(t, *part, *constants)
+                                           for part, constants in zip(parts, backward_constants)]),
                 (length - 1, [(tf.zeros_like(history[0]), tf.zeros_like(history[:max_delay]), float_array(),
                                float_array()) for history in histories]),
                 maximum_iterations=length)
@@ -538,7 +538,7 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
             initial_gradients_parts, gate_gradients_parts, mist_gradients_parts = [], [], []
             gate_weight_gradient = mist_weight_gradient = 0.0
             for (gate_state_gradient, mixture_gradient_ring, gate_gradients, mist_gradients), gate_values, \
-                    reset_mixtures, history in zip(groups, gate_values_parts, reset_mixtures_parts, histories):
+                    reset_mixtures, history in zip(parts, gate_values_parts, reset_mixtures_parts, histories):
                 # The initial states h_{-max_delay} .. h_{-1}: h_{-1} fed step 0's gates, and h_{s - d_i} fed
                 # step s's mixture for the first steps s < d_i, whose mixture gradients the ring holds now.
                 initial_gradients = tf.tensor_scatter_nd_add(

@@ -211,7 +211,7 @@ def _scan_with_gradient(step, step_gradient, weight_gradients, projections, init
     @tf.custom_gradient
     def scan(projections, initial_state, recurrent_weights):
         length = tf.shape(projections)[0]
-        new_array = lambda: tf.TensorArray(tf.float32, size=length, element_shape=[None, None])
+        new_array = lambda size=length: tf.TensorArray(tf.float32, size=size, element_shape=[None, None])
         projection_parts = _split_batch(projections, part_sizes, axis=1)
         initial_state_parts = _split_batch(initial_state, part_sizes, axis=0)
 
@@ -219,21 +219,21 @@ def _scan_with_gradient(step, step_gradient, weight_gradients, projections, init
             advanced = []
             for (state, states, saved_values), part_projections in zip(parts, projection_parts):
                 state, saved = step(state, part_projections[t], recurrent_weights)
-                advanced.append((state, states.write(t, state), saved_values.write(t, saved)))
+                advanced.append((state, states.write(t + 1, state), saved_values.write(t, saved)))
             return t + 1, advanced
 
+        # states[0] is the initial state and states[t + 1] the state after step t, so that the backward
+        # loop reads each step's previous state without a shifted copy of the stack.
         _, parts = tf.while_loop(
             lambda t, _: t < length, forward_step,
-            (tf.constant(0), [(state, new_array(), new_array()) for state in initial_state_parts]),
+            (tf.constant(0), [(state, new_array(length + 1).write(0, state), new_array())
+                              for state in initial_state_parts]),
             maximum_iterations=length)
         states_parts = [states.stack() for _, states, _ in parts]
         saved_parts = [saved_values.stack() for _, _, saved_values in parts]
 
         def gradient(state_gradients):
-            previous_states_parts = [tf.concat([initial_state[None], states[:-1]], axis=0)
-                                     for initial_state, states in zip(initial_state_parts, states_parts)]
-            part_values = list(zip(_split_batch(state_gradients, part_sizes, axis=1), previous_states_parts,
-                                   saved_parts))
+            part_values = list(zip(_split_batch(state_gradients, part_sizes, axis=1), states_parts, saved_parts))
 
             def backward_step(t, parts):
                 stepped = []
@@ -251,10 +251,11 @@ def _scan_with_gradient(step, step_gradient, weight_gradients, projections, init
             projection_gradients_parts = [projection_gradients.stack() for _, projection_gradients in parts]
             return (tf.concat(projection_gradients_parts, axis=1),
                     tf.concat([state_gradient for state_gradient, _ in parts], axis=0),
-                    tf.add_n([weight_gradients(*values) for values in
-                              zip(previous_states_parts, saved_parts, projection_gradients_parts)]))
+                    tf.add_n([weight_gradients(states[:-1], saved_values, projection_gradients)
+                              for states, saved_values, projection_gradients in
+                              zip(states_parts, saved_parts, projection_gradients_parts)]))
 
-        return tf.concat(states_parts, axis=1), gradient
+        return tf.concat([states[1:] for states in states_parts], axis=1), gradient
 
     return scan(projections, initial_state, recurrent_weights)
 

@@ -130,8 +130,12 @@ class RNNLayer(tf.Module):
 
         XLA's CPU runtime runs the independent operations of a loop step at the same time, so one
         part per core keeps the cores busy where one chain of small products would leave all but
-        one waiting. A GPU prefers one large product, and an unknown batch size cannot be cut."""
-        if not self.split_batch_across_cores or batch_size is None or tf.config.list_logical_devices('GPU'):
+        one waiting. Batches above _MAX_CUT_BATCH_SIZE make products large enough for Eigen to
+        spread over the cores itself (at batch 1000, cutting made Simple's forward pass 1.45x
+        slower; MIST's unchanged, against 0.7x at 100-400). A GPU prefers one large product, and
+        an unknown batch size cannot be cut."""
+        if (not self.split_batch_across_cores or batch_size is None or batch_size > _MAX_CUT_BATCH_SIZE
+                or tf.config.list_logical_devices('GPU')):
             return [batch_size]
         num_parts = max(1, min(_num_cores(), batch_size // _MIN_PART_SIZE))
         return [batch_size // num_parts + (index < batch_size % num_parts) for index in range(num_parts)]
@@ -160,6 +164,7 @@ def _activation_gradient(activation, pre_activations, output_gradients):
 # A part of the batch holds at least this many samples: each part's kernels cost a fixed overhead,
 # which tiny parts do not earn back.
 _MIN_PART_SIZE = 16
+_MAX_CUT_BATCH_SIZE = 512
 
 
 def _num_cores():

@@ -265,6 +265,7 @@ def test_batch_cut_into_parts_equals_equations_and_whole_batch(layer_type, monke
     for split in (True, False):
         layer.split_batch_across_cores = split
         assert layer._batch_part_sizes(50) == ([17, 17, 16] if split else [50])
+        assert layer._batch_part_sizes(1000) == [1000]
         with tf.GradientTape() as tape:
             tape.watch([inputs, initial])
             outputs, final = layer(inputs, initial)

@@ -458,6 +458,7 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
         length = tf.shape(gate_projections)[0]
         float_array = lambda: tf.TensorArray(tf.float32, size=length, element_shape=[None, None])
         split = lambda tensor: _split_batch(tensor, part_sizes, axis=1)
+        initial_history_parts = split(initial_history)
 
         def forward_step(t, ring, h_previous, outputs, gate_values, reset_mixtures, pre_activations,
                          gate_projections, mist_projections):
@@ -479,13 +480,13 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
             lambda t, parts: (t + 1, [forward_step(t, *part, *constants)
                                        for part, constants in zip(parts, forward_constants)]),
             (tf.constant(0), [(history, history[-1], float_array(), float_array(), float_array(), float_array())
-                              for history in split(initial_history)]),
+                              for history in initial_history_parts]),
             maximum_iterations=length)
         # Per part: history[t + max_delay] is h_t for t from -max_delay to length - 1; the gate values are
         # the coefficients and resets `[length, part_size, num_delays + num_hidden_units]`.
         histories, gate_values_parts, reset_mixtures_parts, pre_activations_parts = [], [], [], []
         for history, (_, _, outputs, gate_values, reset_mixtures, pre_activations) in zip(
-                split(initial_history), parts):
+                initial_history_parts, parts):
             histories.append(tf.concat([history, outputs.stack()], axis=0))
             gate_values_parts.append(gate_values.stack())
             reset_mixtures_parts.append(reset_mixtures.stack())
@@ -558,11 +559,8 @@ def _mist_recurrence(gate_projections, mist_projections, initial_history, gate_r
                 gate_gradients_parts.append(gate_gradients)
                 mist_gradients_parts.append(mist_gradients)
                 # The recurrent weight gradients as large products instead of one small one per step.
-                gate_weight_gradient += tf.matmul(tf.reshape(history[max_delay - 1:-1], [-1, units]),
-                                                  tf.reshape(gate_gradients, [-1, num_delays + units]),
-                                                  transpose_a=True)
-                mist_weight_gradient += tf.matmul(tf.reshape(reset_mixtures, [-1, units]),
-                                                  tf.reshape(mist_gradients, [-1, units]), transpose_a=True)
+                gate_weight_gradient += _product_over_time(history[max_delay - 1:-1], gate_gradients)
+                mist_weight_gradient += _product_over_time(reset_mixtures, mist_gradients)
             return (tf.concat(gate_gradients_parts, axis=1), tf.concat(mist_gradients_parts, axis=1),
                     tf.concat(initial_gradients_parts, axis=1), gate_weight_gradient, mist_weight_gradient)
 
